@@ -1,0 +1,220 @@
+"""Training loops: teachers on digits, students by distillation on noise.
+
+Both loops train every seed of an experiment at once with `SeedBatchedMLP`. Each seed
+draws from its own random streams (data order, noise images, probe batches, random
+directions), so a seed's result does not depend on which other seeds run beside it.
+Training code never plots and never writes files; it returns metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import alignment
+from .config import ExperimentConfig, StudentArm
+from .data import Digits
+from .liminal import kl_to_base, liminal_weight
+from .metrics import MetricRecorder
+from .model import Architecture, SeedBatchedMLP, accuracy, aux_logits, class_logits
+from .noise import NoiseSets
+from .projection import project, random_directions
+from .seeding import cpu_generator
+
+
+class DivergenceError(RuntimeError):
+    """A loss or gradient became NaN or infinite during training."""
+
+
+def kl_divergence(target_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """Return KL(p_target || p_student) at temperature 1, batch mean per seed, shape (S,)."""
+    log_target = F.log_softmax(target_logits, dim=-1)
+    log_student = F.log_softmax(student_logits, dim=-1)
+    return (log_target.exp() * (log_target - log_student)).sum(-1).mean(-1)
+
+
+def check_finite(loss: torch.Tensor, grads: list[torch.Tensor], seeds: tuple[int, ...],
+                 arm: str, step: int) -> None:
+    """Raise DivergenceError naming the first seed whose loss or gradient is not finite."""
+    finite = torch.isfinite(loss)
+    for g in grads:
+        finite = finite & torch.isfinite(g).flatten(1).all(1)
+    if bool(finite.all()):
+        return
+    index = int((~finite).nonzero()[0, 0])
+    raise DivergenceError(
+        f"training diverged: arm {arm!r}, seed {seeds[index]}, step {step}: the loss is "
+        f"{float(loss[index])} or its gradient is not finite; lower the learning rate. "
+        "No result of this run was stored."
+    )
+
+
+def _batch_indices(orders: torch.Tensor, step_in_epoch: int, batch_size: int) -> torch.Tensor:
+    return orders[:, step_in_epoch * batch_size:(step_in_epoch + 1) * batch_size]
+
+
+def _epoch_orders(generators: list[torch.Generator], size: int,
+                  device: torch.device) -> torch.Tensor:
+    return torch.stack([torch.randperm(size, generator=g) for g in generators]).to(device)
+
+
+def train_teachers(config: ExperimentConfig, init: dict[str, torch.Tensor], digits: Digits,
+                   device: torch.device, progress: bool = False
+                   ) -> tuple[SeedBatchedMLP, MetricRecorder]:
+    """Train one teacher per seed with cross-entropy on the class logits.
+
+    Returns the trained teachers and their metrics: `train_loss` every step and
+    `test_accuracy` at step 0 and after each epoch.
+    """
+    arch = Architecture(config.hidden, config.num_aux)
+    teacher = SeedBatchedMLP(arch, init)
+    params = list(teacher.parameters())
+    optimiser = torch.optim.Adam(params, lr=config.teacher_lr)
+    generators = [cpu_generator(seed, "teacher-order") for seed in config.seeds]
+    num_train = digits.train_images.shape[0]
+    batch_size = min(config.teacher_batch_size, num_train)
+    steps_per_epoch = math.ceil(num_train / batch_size)
+    recorder = MetricRecorder(config.seeds, steps_per_epoch)
+    recorder.add(0, "test_accuracy", accuracy(teacher, digits.test_images, digits.test_labels))
+    step = 0
+    bar = tqdm(total=config.teacher_epochs * steps_per_epoch, desc="teachers",
+               disable=not progress)
+    for _ in range(config.teacher_epochs):
+        orders = _epoch_orders(generators, num_train, device)
+        for index in range(steps_per_epoch):
+            batch = _batch_indices(orders, index, batch_size)
+            logits = class_logits(teacher(digits.train_images[batch]))
+            labels = digits.train_labels[batch]
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+            loss = loss.view(labels.shape).mean(1)
+            grads = torch.autograd.grad(loss.sum(), params)
+            check_finite(loss, grads, config.seeds, "teacher", step)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            optimiser.step()
+            recorder.add(step, "train_loss", loss.detach())
+            step += 1
+            bar.update()
+        recorder.add(step, "test_accuracy",
+                     accuracy(teacher, digits.test_images, digits.test_labels))
+    bar.close()
+    teacher.requires_grad_(False)
+    return teacher, recorder
+
+
+def evaluation_steps(config: ExperimentConfig) -> set[int]:
+    """Return the steps at which students are evaluated on the test digits.
+
+    Every step of the first epoch, every `eval_every` steps after it, and the last step.
+    """
+    dense = set(range(config.steps_per_epoch + 1))
+    sparse = set(range(0, config.total_steps + 1, config.eval_every))
+    return dense | sparse | {config.total_steps}
+
+
+def distill_students(config: ExperimentConfig, arm: StudentArm, teacher: SeedBatchedMLP,
+                     init: dict[str, torch.Tensor], digits: Digits, device: torch.device,
+                     progress: bool = False) -> MetricRecorder:
+    """Distil one student per seed from its teacher on that seed's noise set.
+
+    Records `distill_loss` every step, `test_accuracy` at `evaluation_steps`, the
+    alignment probe every `arm.probe_every` steps, and `projection_fired` every step
+    when a projection is on. A step's metrics describe the parameters before that step's
+    update; `test_accuracy` at step t is measured after t updates.
+    """
+    arch = Architecture(config.hidden, config.num_aux)
+    student = SeedBatchedMLP(arch, init)
+    params = list(student.parameters())
+    optimiser = torch.optim.Adam(params, lr=config.student_lr)
+    base = SeedBatchedMLP(arch, init).requires_grad_(False) if arm.liminal else None
+    select = aux_logits if arm.target == "aux" else (lambda logits: logits)
+
+    seeds = config.seeds
+    noise = NoiseSets(list(seeds), config.noise_size, device)
+    order_generators = [cpu_generator(seed, "noise-order") for seed in seeds]
+    probe_generators = [cpu_generator(seed, "probe") for seed in seeds]
+    direction_generators = [cpu_generator(seed, "random-direction") for seed in seeds]
+    per_seed_shapes = [p.shape[1:] for p in params]
+    num_train = digits.train_images.shape[0]
+    window = arm.liminal_window if arm.liminal_window is not None else config.steps_per_epoch
+    needs_trait = arm.projection in ("positive", "always")
+    eval_steps = evaluation_steps(config)
+
+    recorder = MetricRecorder(seeds, config.steps_per_epoch)
+    recorder.add(0, "test_accuracy", accuracy(student, digits.test_images, digits.test_labels))
+    bar = tqdm(total=config.total_steps, desc=arm.name, disable=not progress)
+    step = 0
+    for _ in range(config.student_epochs):
+        orders = _epoch_orders(order_generators, config.noise_size, device)
+        for index in range(config.steps_per_epoch):
+            images = noise.images(_batch_indices(orders, index, config.student_batch_size))
+            with torch.no_grad():
+                target = teacher(images)
+            logits = student(images)
+            distill_loss = kl_divergence(select(target), select(logits))
+            probing = arm.probe_every > 0 and step % arm.probe_every == 0
+
+            if base is None:
+                g_distill = list(torch.autograd.grad(distill_loss.sum(), params))
+                grads = g_distill
+            else:
+                weight = liminal_weight(step, config.total_steps, window, arm.liminal_lambda,
+                                        arm.liminal_schedule)
+                with torch.no_grad():
+                    base_logits = base(images)
+                base_kl = kl_to_base(base_logits, logits, arm.liminal_temperature)
+                recorder.add(step, "liminal_kl", base_kl.detach())
+                recorder.add_scalar(step, "liminal_weight", weight)
+                if probing:
+                    # The probe needs g_D alone as well as the gradient applied.
+                    g_distill = list(torch.autograd.grad(distill_loss.sum(), params,
+                                                         retain_graph=True))
+                    g_base = torch.autograd.grad(base_kl.sum(), params)
+                    grads = [gd + weight * gk
+                             for gd, gk in zip(g_distill, g_base, strict=True)]
+                else:
+                    total = distill_loss.sum() + weight * base_kl.sum()
+                    grads = list(torch.autograd.grad(total, params))
+                    g_distill = grads
+
+            g_trait = None
+            if probing or needs_trait:
+                probe = torch.stack([torch.randint(num_train, (arm.probe_batch_size,),
+                                                   generator=g) for g in probe_generators])
+                probe = probe.to(device)
+                g_trait, trait_loss = alignment.trait_gradient(
+                    student, digits.train_images[probe], digits.train_labels[probe])
+
+            if arm.projection != "none":
+                if arm.projection == "random":
+                    direction = random_directions(per_seed_shapes, direction_generators, device)
+                else:
+                    direction = g_trait
+                grads, fired = project(grads, direction, arm.projection)
+                recorder.add(step, "projection_fired", fired.to(torch.float32))
+
+            check_finite(distill_loss, grads, seeds, arm.name, step)
+            recorder.add(step, "distill_loss", distill_loss.detach())
+            if probing:
+                recorder.add(step, "trait_loss", trait_loss)
+                recorder.add_many(step, alignment.alignment_metrics(g_distill, g_trait))
+                if grads is not g_distill:
+                    recorder.add_many(step, alignment.alignment_metrics(grads, g_trait, "applied_"))
+                before = [p.detach().clone() for p in params]
+
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            optimiser.step()
+            if probing:
+                update = [p.detach() - b for p, b in zip(params, before, strict=True)]
+                recorder.add_many(step, alignment.update_metrics(update, g_trait))
+            step += 1
+            bar.update()
+            if step in eval_steps:
+                recorder.add(step, "test_accuracy",
+                             accuracy(student, digits.test_images, digits.test_labels))
+    bar.close()
+    return recorder
