@@ -53,8 +53,9 @@ def alignment_metrics(g_distill: Gradients, g_trait: Gradients, prefix: str = ""
                       ) -> dict[str, torch.Tensor]:
     """Return cosine, inner product and norms of two gradients, whole and per layer.
 
-    Keys are `{prefix}cos`, `{prefix}inner`, `{prefix}norm_distill`, `norm_trait`, and
-    `{prefix}inner[layer]` and `{prefix}cos[layer]` for each parameter tensor.
+    Keys are `{prefix}cos`, `{prefix}inner`, `{prefix}norm_distill`, and
+    `{prefix}inner[layer]` and `{prefix}cos[layer]` for each parameter tensor, plus
+    `norm_trait` when there is no prefix.
     """
     layer_inner = per_layer_inner(g_distill, g_trait)
     total = torch.stack(layer_inner).sum(0)
@@ -63,8 +64,9 @@ def alignment_metrics(g_distill: Gradients, g_trait: Gradients, prefix: str = ""
         f"{prefix}cos": total / (norm_distill * norm_trait).clamp_min(1e-30),
         f"{prefix}inner": total,
         f"{prefix}norm_distill": norm_distill,
-        "norm_trait": norm_trait,
     }
+    if not prefix:
+        metrics["norm_trait"] = norm_trait
     for name, layer_value, a, b in zip(LAYER_NAMES, layer_inner, g_distill, g_trait,
                                        strict=True):
         layer_norms = a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)

@@ -36,10 +36,11 @@ class Experiment:
         config: the validated experiment settings.
         cache_dir: folder of the results cache, or None to train everything afresh.
         progress: show tqdm progress bars.
+        digits: already loaded digits of `config.dataset`, to skip loading them again.
     """
 
     def __init__(self, config: ExperimentConfig, cache_dir: str | None = None,
-                 progress: bool = False):
+                 progress: bool = False, digits: Digits | None = None):
         if not isinstance(config, ExperimentConfig):
             raise TypeError(f"config={config!r} is invalid; expected an ExperimentConfig")
         self.config = config
@@ -47,7 +48,10 @@ class Experiment:
         self.cache = ResultsCache(cache_dir)
         self.progress = progress
         self.arch = Architecture(config.hidden, config.num_aux)
-        self._digits: Digits | None = None
+        if digits is not None and digits.name != config.dataset:
+            raise ValueError(f"digits of data set {digits.name!r} were given for "
+                             f"dataset={config.dataset!r}")
+        self._digits = digits.to(self.device) if digits is not None else None
         self._teacher: SeedBatchedMLP | None = None
         self._teacher_frame: pd.DataFrame | None = None
 
@@ -105,7 +109,9 @@ class Experiment:
         """Return the tidy metrics of one student arm, training it if not cached."""
         if not isinstance(arm, StudentArm):
             raise TypeError(f"arm={arm!r} is invalid; expected a StudentArm")
-        key = self._key("students", {"config": self.config.to_dict(), "arm": arm.to_dict()})
+        # The arm's name is a label, so arms that differ only in name share an entry.
+        settings = {k: v for k, v in arm.to_dict().items() if k != "name"}
+        key = self._key("students", {"config": self.config.to_dict(), "arm": settings})
         cached = self.cache.load(key)
         if cached is not None:
             return cached[0].assign(arm=arm.name)

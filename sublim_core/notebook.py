@@ -2,54 +2,52 @@
 
 from __future__ import annotations
 
-import inspect
+import ast
 import logging
-import types
 from collections.abc import Iterable
 
-# Names that IPython itself puts into a kernel's namespace.
-_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+# Papermill writes its injected parameters into a cell that starts with this comment.
+_INJECTED_HEADER = "# Parameters"
 
 
 class UnknownParameterError(NameError):
     """A notebook received a parameter it does not define."""
 
 
-def _is_definition(value: object) -> bool:
-    return isinstance(value, types.ModuleType) or inspect.isclass(value) or callable(value)
+def injected_parameter_names(history: list[str]) -> set[str]:
+    """Return the names assigned in the last papermill-injected cell of `history`.
+
+    `history` is the list of executed cell sources (IPython's `In`).
+    """
+    for source in reversed(history):
+        if source.lstrip().startswith(_INJECTED_HEADER):
+            names = set()
+            for node in ast.parse(source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else (
+                    [node.target] if isinstance(node, ast.AnnAssign) else [])
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+            return names
+    return set()
 
 
 def check_parameter_names(namespace: dict, allowed: Iterable[str]) -> None:
-    """Raise UnknownParameterError if the namespace holds a value no parameter defines.
+    """Raise UnknownParameterError for an injected name that is not an allowed parameter.
 
-    Papermill injects parameters as assignments after the `parameters` cell and only
-    warns about names the notebook does not declare, so a misspelt parameter would
-    otherwise be ignored silently. Call this first thing after the parameters cell:
-    every public name bound to a plain value that is not an allowed parameter name is
-    treated as an unknown parameter. Imported modules, classes and functions, IPython's
-    own names and names starting with an underscore are skipped.
+    Papermill injects parameters as assignments in a cell after the `parameters` cell
+    and only warns about names the notebook does not declare, so a misspelt parameter
+    would otherwise be ignored silently. The injected cell is found in IPython's input
+    history, so the check also works when papermill is called directly. Also raises
+    when an allowed parameter is not defined at all.
     """
     allowed = set(allowed)
-    hidden: set[str] = set()
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is not None:
-            hidden = set(shell.user_ns_hidden)
-    except ImportError:
-        pass
-    unknown = sorted(
-        name for name, value in namespace.items()
-        if not name.startswith("_") and name not in allowed and name not in hidden
-        and name not in _IPYTHON_NAMES and not _is_definition(value)
-    )
-    missing = sorted(name for name in allowed if name not in namespace)
+    history = namespace.get("In", [])
+    unknown = sorted(injected_parameter_names(list(history)) - allowed)
     if unknown:
         raise UnknownParameterError(
             f"unknown parameter(s) {unknown}; this notebook's parameters are "
             f"{sorted(allowed)}"
         )
+    missing = sorted(name for name in allowed if name not in namespace)
     if missing:
         raise UnknownParameterError(
             f"parameter(s) {missing} are not defined; run the parameters cell first"

@@ -20,13 +20,6 @@ def seeds_label(frame: pd.DataFrame) -> str:
     return f"n = {frame['seed'].nunique()} seeds"
 
 
-def final_values(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Return each (arm, seed)'s value of `metric` at its last recorded step."""
-    rows = frame[frame["metric"] == metric]
-    last = rows.groupby(["arm", "seed"])["step"].transform("max")
-    return rows[rows["step"] == last].reset_index(drop=True)
-
-
 def plot_arm_points(values: pd.DataFrame, order: list[str], ax: plt.Axes,
                     scale: float = 100.0) -> plt.Axes:
     """Plot each arm's mean with its 95% interval, and every seed as a dot."""

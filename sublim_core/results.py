@@ -4,12 +4,13 @@ An entry is a folder named by the SHA-256 of its key: the full configuration of 
 run plus `code_version()`, a hash of every source file of this package. Changing any
 setting or any line of `sublim_core` therefore gives a new key, so an old result is
 never reused by new code. An entry is written into a temporary folder and renamed into
-place in one step, so a run killed at any point leaves no partial entry; the temporary
-folders of processes that no longer run are removed when the cache is opened.
+place in one step, so a run killed at any point leaves no partial entry. Opening the
+cache removes the temporary folders of processes that no longer run.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,8 +31,13 @@ _TMP_PREFIX = ".tmp-"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+@functools.cache
 def code_version() -> str:
-    """Return a short hash of the contents of every `.py` file in this package."""
+    """Return a short hash of the contents of every `.py` file in this package.
+
+    Computed once per process, at first use, so that an entry is keyed by the code that
+    was loaded, even when the files are edited while a run is going on.
+    """
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE_DIR.glob("*.py")):
         digest.update(path.name.encode())

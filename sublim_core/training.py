@@ -115,22 +115,64 @@ def evaluation_steps(config: ExperimentConfig) -> set[int]:
     return dense | sparse | {config.total_steps}
 
 
+def _distillation_gradients(student: SeedBatchedMLP, base: SeedBatchedMLP | None,
+                            arm: StudentArm, images: torch.Tensor, target: torch.Tensor,
+                            weight: float, probing: bool, recorder: MetricRecorder, step: int
+                            ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Return the distillation loss per seed, g_D, and the gradient to apply.
+
+    Without liminal training the two gradients are the same list. With it, the applied
+    gradient is g_D + weight * g_KL; g_D alone is computed separately only on probed
+    steps, where the probe needs both, and otherwise one backward pass gives the sum.
+    """
+    params = list(student.parameters())
+    select = aux_logits if arm.target == "aux" else (lambda logits: logits)
+    logits = student(images)
+    distill_loss = kl_divergence(select(target), select(logits))
+    if base is None:
+        g_distill = list(torch.autograd.grad(distill_loss.sum(), params))
+        return distill_loss, g_distill, g_distill
+
+    with torch.no_grad():
+        base_logits = base(images)
+    base_kl = kl_to_base(base_logits, logits, arm.liminal_temperature)
+    recorder.add(step, "liminal_kl", base_kl.detach())
+    recorder.add_scalar(step, "liminal_weight", weight)
+    if not probing:
+        total = distill_loss.sum() + weight * base_kl.sum()
+        grads = list(torch.autograd.grad(total, params))
+        return distill_loss, grads, grads
+    g_distill = list(torch.autograd.grad(distill_loss.sum(), params, retain_graph=True))
+    g_base = torch.autograd.grad(base_kl.sum(), params)
+    grads = [gd + weight * gk for gd, gk in zip(g_distill, g_base, strict=True)]
+    return distill_loss, g_distill, grads
+
+
+def _probe_batch(generators: list[torch.Generator], digits: Digits, size: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw a labelled probe batch per seed from the training digits, with replacement."""
+    num_train = digits.train_images.shape[0]
+    indices = torch.stack([torch.randint(num_train, (size,), generator=g) for g in generators])
+    indices = indices.to(device)
+    return digits.train_images[indices], digits.train_labels[indices]
+
+
 def distill_students(config: ExperimentConfig, arm: StudentArm, teacher: SeedBatchedMLP,
                      init: dict[str, torch.Tensor], digits: Digits, device: torch.device,
-                     progress: bool = False) -> MetricRecorder:
+                     progress: bool = False, max_steps: int | None = None) -> MetricRecorder:
     """Distil one student per seed from its teacher on that seed's noise set.
 
     Records `distill_loss` every step, `test_accuracy` at `evaluation_steps`, the
     alignment probe every `arm.probe_every` steps, and `projection_fired` every step
     when a projection is on. A step's metrics describe the parameters before that step's
-    update; `test_accuracy` at step t is measured after t updates.
+    update; `test_accuracy` at step t is measured after t updates. `max_steps` stops
+    training early, for benchmarks and tests; the schedules still use the full length.
     """
     arch = Architecture(config.hidden, config.num_aux)
     student = SeedBatchedMLP(arch, init)
     params = list(student.parameters())
     optimiser = torch.optim.Adam(params, lr=config.student_lr)
     base = SeedBatchedMLP(arch, init).requires_grad_(False) if arm.liminal else None
-    select = aux_logits if arm.target == "aux" else (lambda logits: logits)
 
     seeds = config.seeds
     noise = NoiseSets(list(seeds), config.noise_size, device)
@@ -138,83 +180,60 @@ def distill_students(config: ExperimentConfig, arm: StudentArm, teacher: SeedBat
     probe_generators = [cpu_generator(seed, "probe") for seed in seeds]
     direction_generators = [cpu_generator(seed, "random-direction") for seed in seeds]
     per_seed_shapes = [p.shape[1:] for p in params]
-    num_train = digits.train_images.shape[0]
     window = arm.liminal_window if arm.liminal_window is not None else config.steps_per_epoch
     needs_trait = arm.projection in ("positive", "always")
     eval_steps = evaluation_steps(config)
+    last_step = config.total_steps if max_steps is None else min(max_steps, config.total_steps)
 
     recorder = MetricRecorder(seeds, config.steps_per_epoch)
     recorder.add(0, "test_accuracy", accuracy(student, digits.test_images, digits.test_labels))
-    bar = tqdm(total=config.total_steps, desc=arm.name, disable=not progress)
+    bar = tqdm(total=last_step, desc=arm.name, disable=not progress)
     step = 0
-    for _ in range(config.student_epochs):
-        orders = _epoch_orders(order_generators, config.noise_size, device)
-        for index in range(config.steps_per_epoch):
-            images = noise.images(_batch_indices(orders, index, config.student_batch_size))
-            with torch.no_grad():
-                target = teacher(images)
-            logits = student(images)
-            distill_loss = kl_divergence(select(target), select(logits))
-            probing = arm.probe_every > 0 and step % arm.probe_every == 0
+    while step < last_step:
+        if step % config.steps_per_epoch == 0:
+            orders = _epoch_orders(order_generators, config.noise_size, device)
+        index = step % config.steps_per_epoch
+        images = noise.images(_batch_indices(orders, index, config.student_batch_size))
+        with torch.no_grad():
+            target = teacher(images)
+        probing = arm.probe_every > 0 and step % arm.probe_every == 0
+        weight = liminal_weight(step, config.total_steps, window, arm.liminal_lambda,
+                                arm.liminal_schedule)
+        distill_loss, g_distill, grads = _distillation_gradients(
+            student, base, arm, images, target, weight, probing, recorder, step)
 
-            if base is None:
-                g_distill = list(torch.autograd.grad(distill_loss.sum(), params))
-                grads = g_distill
+        g_trait = None
+        if probing or needs_trait:
+            probe_images, probe_labels = _probe_batch(probe_generators, digits,
+                                                      arm.probe_batch_size, device)
+            g_trait, trait_loss = alignment.trait_gradient(student, probe_images, probe_labels)
+        if arm.projection != "none":
+            if arm.projection == "random":
+                direction = random_directions(per_seed_shapes, direction_generators, device)
             else:
-                weight = liminal_weight(step, config.total_steps, window, arm.liminal_lambda,
-                                        arm.liminal_schedule)
-                with torch.no_grad():
-                    base_logits = base(images)
-                base_kl = kl_to_base(base_logits, logits, arm.liminal_temperature)
-                recorder.add(step, "liminal_kl", base_kl.detach())
-                recorder.add_scalar(step, "liminal_weight", weight)
-                if probing:
-                    # The probe needs g_D alone as well as the gradient applied.
-                    g_distill = list(torch.autograd.grad(distill_loss.sum(), params,
-                                                         retain_graph=True))
-                    g_base = torch.autograd.grad(base_kl.sum(), params)
-                    grads = [gd + weight * gk
-                             for gd, gk in zip(g_distill, g_base, strict=True)]
-                else:
-                    total = distill_loss.sum() + weight * base_kl.sum()
-                    grads = list(torch.autograd.grad(total, params))
-                    g_distill = grads
+                direction = g_trait
+            grads, fired = project(grads, direction, arm.projection)
+            recorder.add(step, "projection_fired", fired.to(torch.float32))
 
-            g_trait = None
-            if probing or needs_trait:
-                probe = torch.stack([torch.randint(num_train, (arm.probe_batch_size,),
-                                                   generator=g) for g in probe_generators])
-                probe = probe.to(device)
-                g_trait, trait_loss = alignment.trait_gradient(
-                    student, digits.train_images[probe], digits.train_labels[probe])
+        check_finite(distill_loss, grads, seeds, arm.name, step)
+        recorder.add(step, "distill_loss", distill_loss.detach())
+        if probing:
+            recorder.add(step, "trait_loss", trait_loss)
+            recorder.add_many(step, alignment.alignment_metrics(g_distill, g_trait))
+            if grads is not g_distill:
+                recorder.add_many(step, alignment.alignment_metrics(grads, g_trait, "applied_"))
+            before = [p.detach().clone() for p in params]
 
-            if arm.projection != "none":
-                if arm.projection == "random":
-                    direction = random_directions(per_seed_shapes, direction_generators, device)
-                else:
-                    direction = g_trait
-                grads, fired = project(grads, direction, arm.projection)
-                recorder.add(step, "projection_fired", fired.to(torch.float32))
-
-            check_finite(distill_loss, grads, seeds, arm.name, step)
-            recorder.add(step, "distill_loss", distill_loss.detach())
-            if probing:
-                recorder.add(step, "trait_loss", trait_loss)
-                recorder.add_many(step, alignment.alignment_metrics(g_distill, g_trait))
-                if grads is not g_distill:
-                    recorder.add_many(step, alignment.alignment_metrics(grads, g_trait, "applied_"))
-                before = [p.detach().clone() for p in params]
-
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
-            optimiser.step()
-            if probing:
-                update = [p.detach() - b for p, b in zip(params, before, strict=True)]
-                recorder.add_many(step, alignment.update_metrics(update, g_trait))
-            step += 1
-            bar.update()
-            if step in eval_steps:
-                recorder.add(step, "test_accuracy",
-                             accuracy(student, digits.test_images, digits.test_labels))
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        optimiser.step()
+        if probing:
+            update = [p.detach() - b for p, b in zip(params, before, strict=True)]
+            recorder.add_many(step, alignment.update_metrics(update, g_trait))
+        step += 1
+        bar.update()
+        if step in eval_steps:
+            recorder.add(step, "test_accuracy",
+                         accuracy(student, digits.test_images, digits.test_labels))
     bar.close()
     return recorder
