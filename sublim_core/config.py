@@ -8,6 +8,7 @@ value received and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
@@ -113,7 +114,12 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
-        if self.dataset == "mnist" and not isinstance(self.data_root, str):
+        if isinstance(self.data_root, os.PathLike):
+            object.__setattr__(self, "data_root", os.fspath(self.data_root))
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise ConfigError(f"data_root={self.data_root!r} is invalid; expected a folder "
+                              "path or None")
+        if self.dataset == "mnist" and self.data_root is None:
             raise ConfigError(f"data_root={self.data_root!r} is invalid; dataset='mnist' "
                               "needs the path of the folder holding the MNIST IDX files")
         if not isinstance(self.download, bool):

@@ -47,8 +47,8 @@ def check_finite(loss: torch.Tensor, grads: list[torch.Tensor], seeds: tuple[int
     index = int((~finite).nonzero()[0, 0])
     raise DivergenceError(
         f"training diverged: arm {arm!r}, seed {seeds[index]}, step {step}: the loss is "
-        f"{float(loss[index])} or its gradient is not finite; lower the learning rate. "
-        "No result of this run was stored."
+        f"{float(loss[index].detach())} or its gradient is not finite. Check the learning "
+        "rate, the liminal temperature and the inputs; no result of this run was stored."
     )
 
 
@@ -122,8 +122,8 @@ def _distillation_gradients(student: SeedBatchedMLP, base: SeedBatchedMLP | None
     """Return the distillation loss per seed, g_D, and the gradient to apply.
 
     Without liminal training the two gradients are the same list. With it, the applied
-    gradient is g_D + weight * g_KL; g_D alone is computed separately only on probed
-    steps, where the probe needs both, and otherwise one backward pass gives the sum.
+    gradient is the gradient of L_distill + weight * KL, and g_D alone is computed by a
+    second backward pass on probed steps only.
     """
     params = list(student.parameters())
     select = aux_logits if arm.target == "aux" else (lambda logits: logits)
@@ -138,13 +138,13 @@ def _distillation_gradients(student: SeedBatchedMLP, base: SeedBatchedMLP | None
     base_kl = kl_to_base(base_logits, logits, arm.liminal_temperature)
     recorder.add(step, "liminal_kl", base_kl.detach())
     recorder.add_scalar(step, "liminal_weight", weight)
+    total = distill_loss.sum() + weight * base_kl.sum()
+    grads = list(torch.autograd.grad(total, params, retain_graph=probing))
     if not probing:
-        total = distill_loss.sum() + weight * base_kl.sum()
-        grads = list(torch.autograd.grad(total, params))
         return distill_loss, grads, grads
-    g_distill = list(torch.autograd.grad(distill_loss.sum(), params, retain_graph=True))
-    g_base = torch.autograd.grad(base_kl.sum(), params)
-    grads = [gd + weight * gk for gd, gk in zip(g_distill, g_base, strict=True)]
+    # The probe also needs g_D alone; the applied gradient stays the summed one, so a
+    # probed run trains exactly like an unprobed one.
+    g_distill = list(torch.autograd.grad(distill_loss.sum(), params))
     return distill_loss, g_distill, grads
 
 
