@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Seconds one notebook cell may run before the run fails.
 CELL_TIMEOUT := 3600
 
-.PHONY: setup book notebooks html test unit nbval book-strict check-book clean
+.PHONY: setup book notebooks html test unit nbval book-strict built-book check-book clean
 
 setup: $(VENV)/.installed
 
@@ -47,7 +47,16 @@ nbval: setup
 book-strict: setup
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: unit nbval book-strict
+# Checks that need the built pages: the quoted numbers and the rendered figures.
+built-book: book-strict
+	$(BIN)/python -m pytest tests/test_book_numbers.py tests/test_book_build.py
+
+test: unit nbval built-book
+
+# Open each built page in headless Chromium (Debian package `chromium`): figures,
+# equations, links, and no request to any other host. One screenshot per page.
+check-book: html
+	$(BIN)/python tools/check_book.py --html-dir _build/html --screenshots _build/screenshots
 
 clean:
 	rm -rf _build .cache

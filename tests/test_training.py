@@ -177,10 +177,11 @@ def test_evaluation_steps_dense_then_sparse(tiny_config):
     assert evaluation_steps(tiny_config) == {0, 1, 2, 3, 4, 6, 8}
 
 
-def test_evaluation_steps_include_last(tiny_settings):
+def test_evaluation_steps_epoch_ends_and_last(tiny_settings):
     config = ExperimentConfig(**{**tiny_settings, "student_epochs": 3, "eval_every": 5})
     assert config.total_steps == 12
-    assert evaluation_steps(config) == {0, 1, 2, 3, 4, 5, 10, 12}
+    assert config.steps_per_epoch == 4
+    assert evaluation_steps(config) == {0, 1, 2, 3, 4, 5, 8, 10, 12}
 
 
 def test_student_metric_steps(tiny_config, tiny_teacher, same_init, digits, cpu):
