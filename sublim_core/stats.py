@@ -43,10 +43,14 @@ def summarize(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.Da
 
 
 def format_ci(mean: float, low: float, high: float, scale: float = 1.0,
-              digits: int = 1, unit: str = "") -> str:
-    """Format a mean and interval as "61.6% [58.2, 65.0]"-style text."""
-    return (f"{mean * scale:.{digits}f}{unit} "
-            f"[{low * scale:.{digits}f}, {high * scale:.{digits}f}]")
+              digits: int = 1, unit: str = "", notation: str = "f") -> str:
+    """Format a mean and interval as "61.6% [58.2, 65.0]"-style text.
+
+    `notation` is a format type: "f" for fixed point, "e" for scientific.
+    """
+    spec = f".{digits}{notation}"
+    return (f"{mean * scale:{spec}}{unit} "
+            f"[{low * scale:{spec}}, {high * scale:{spec}}]")
 
 
 def intervals_overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:

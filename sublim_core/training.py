@@ -108,11 +108,13 @@ def train_teachers(config: ExperimentConfig, init: dict[str, torch.Tensor], digi
 def evaluation_steps(config: ExperimentConfig) -> set[int]:
     """Return the steps at which students are evaluated on the test digits.
 
-    Every step of the first epoch, every `eval_every` steps after it, and the last step.
+    Every step of the first epoch, every `eval_every` steps after it, the end of every
+    epoch and the last step.
     """
     dense = set(range(config.steps_per_epoch + 1))
     sparse = set(range(0, config.total_steps + 1, config.eval_every))
-    return dense | sparse | {config.total_steps}
+    epoch_ends = set(range(0, config.total_steps + 1, config.steps_per_epoch))
+    return dense | sparse | epoch_ends | {config.total_steps}
 
 
 def _distillation_gradients(student: SeedBatchedMLP, base: SeedBatchedMLP | None,
