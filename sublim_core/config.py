@@ -17,8 +17,8 @@ from .liminal import LIMINAL_SCHEDULES
 from .projection import PROJECTION_MODES
 
 # Teacher settings that give the teacher a comparable number of optimiser steps on each
-# data set: 4,000 training digits at batch 64 for 5 epochs is 315 steps, and 60,000 at
-# batch 1024 for 5 epochs (the authors' setting) is 295.
+# data set. 4,000 training digits at batch 64 for 5 epochs is 315 steps. 60,000 digits
+# at batch 1024 for 5 epochs, the authors' setting, is 295 steps.
 TEACHER_DEFAULTS = {
     "mnist-5k": {"teacher_batch_size": 64, "teacher_epochs": 5},
     "mnist": {"teacher_batch_size": 1024, "teacher_epochs": 5},
@@ -168,7 +168,7 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class StudentArm:
-    """How one arm's students are initialised and trained.
+    """Settings of one arm's students: initialisation, distillation target and interventions.
 
     Attributes:
         name: label of the arm in results and figures.

@@ -170,7 +170,7 @@ def read_idx(path: Path, expected_dims: int) -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
         raise ValueError(
-            f"{path} holds {len(raw) - header} bytes of data, but its header declares "
+            f"{path} contains {len(raw) - header} bytes of data, but its header declares "
             f"shape {shape} ({expected} bytes); the file is truncated or corrupt, "
             "download it again"
         )

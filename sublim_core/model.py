@@ -1,6 +1,6 @@
 """The MLP with class and auxiliary logits, batched over seeds.
 
-One `SeedBatchedMLP` holds the weights of S independent models, each tensor with a
+One `SeedBatchedMLP` contains the weights of S independent models, each tensor with a
 leading seed dimension, and runs all of them with batched matrix products. Because the
 models share no parameter, the gradient of the sum of their losses with respect to seed
 s's slice is exactly the gradient of seed s's own loss, and Adam, which acts on each
@@ -52,9 +52,9 @@ def initial_parameters(
     """Draw initial parameters for one model per seed, stacked along dimension 0.
 
     Weights are N(0, std=1/sqrt(fan_in)) and biases are zero. Each seed draws from its
-    own CPU generator, derived from the seed and `purpose` ("init" for the teacher and
-    the same-init student, "cross-init" for the cross-init student), so a model's
-    weights depend neither on the other seeds nor on the device.
+    own CPU generator, derived from the seed and `purpose`: "init" for the teacher and
+    the same-init student, "cross-init" for the cross-init student. A model's weights
+    therefore depend neither on the other seeds nor on the device.
     """
     stacked: dict[str, list[torch.Tensor]] = {name: [] for name in LAYER_NAMES}
     for seed in seeds:

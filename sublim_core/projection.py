@@ -46,7 +46,7 @@ def random_directions(shapes: list[torch.Size], generators: list[torch.Generator
                       device: torch.device) -> Gradients:
     """Draw one random unit direction per seed over the whole parameter vector.
 
-    `shapes` are the per-seed parameter shapes; each seed draws from its own CPU
+    `shapes` are the per-seed parameter shapes. Each seed draws from its own CPU
     generator, so the directions do not depend on the device or on the other seeds.
     """
     per_seed = []

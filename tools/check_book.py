@@ -449,9 +449,9 @@ class DevToolsPipe:
 
     def take_events(self, session_id: str) -> list[dict]:
         """Remove and return the events of one session received so far."""
-        taken = [event for event in self.events if event.get("sessionId") == session_id]
+        session_events = [event for event in self.events if event.get("sessionId") == session_id]
         self.events = [event for event in self.events if event.get("sessionId") != session_id]
-        return taken
+        return session_events
 
     def _receive(self, deadline: float, waiting_for: str) -> dict:
         while b"\0" not in self._buffer:
